@@ -47,6 +47,10 @@ func (s Status) Next(f Fulfillment) []Status {
 			next = []Status{Delivered}
 		}
 	case OutForDelivery:
+		if f != Delivery {
+			// A pickup order never leaves with a driver.
+			return []Status{}
+		}
 		next = []Status{Delivered}
 	default:
 		return []Status{}
