@@ -73,6 +73,7 @@ type Server struct {
 	logger *slog.Logger
 
 	open    atomic.Int64
+	live    atomic.Int64
 	seq     atomic.Uint64
 	conns   sync.Map // stream id -> *conn
 	closing atomic.Bool
@@ -133,6 +134,12 @@ func (s *Server) Acquire() (release func(), err error) {
 	return func() { once.Do(func() { s.open.Add(-1) }) }, nil
 }
 
+// Live returns the number of streams that exist inside the sse.Server right now; it
+// falls back to zero once every client has left.
+func (s *Server) Live() int64 {
+	return s.live.Load()
+}
+
 // Open returns the number of streams currently reserved.
 func (s *Server) Open() int64 {
 	return s.open.Load()
@@ -156,6 +163,8 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, kind string, prod
 	s.conns.Store(id, c)
 	defer s.conns.Delete(id)
 	s.sse.CreateStream(id)
+	s.live.Add(1)
+	defer s.live.Add(-1)
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
