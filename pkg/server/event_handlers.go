@@ -112,4 +112,3 @@ func resumePoint(r *http.Request) (int64, error) {
 	}
 	return n, nil
 }
-
