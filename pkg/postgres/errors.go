@@ -55,6 +55,10 @@ func isConnectionFailure(err error) bool {
 	if pqErr == nil {
 		return false
 	}
+	if pqErr.Fatal() && pqErr.Code == pqerror.ObjectNotInPrerequisiteState {
+		// "database is not currently accepting connections" (ALLOW_CONNECTIONS false).
+		return true
+	}
 	switch pqErr.Code {
 	case pqerror.AdminShutdown, pqerror.CrashShutdown, pqerror.CannotConnectNow,
 		pqerror.TooManyConnections:

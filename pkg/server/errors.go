@@ -14,6 +14,8 @@ type apiError struct {
 	code    string
 	message string
 	field   string
+	// currentVersion is the order's version, for a 412.
+	currentVersion int64
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -36,7 +38,7 @@ type errorDetail struct {
 	Code           string         `json:"code"`
 	Message        string         `json:"message"`
 	Field          string         `json:"field,omitempty"`
-	Allowed        []order.Status `json:"allowed,omitempty"`
+	Allowed        []order.Status `json:"allowed,omitzero"`
 	CurrentVersion int64          `json:"current_version,omitempty"`
 }
 
@@ -46,6 +48,11 @@ const retryAfter = "5"
 // writeError answers with the status and JSON body err maps to. Server errors are
 // logged in full and answered with a generic message, so that nothing internal leaks.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client has gone; there is nobody to answer.
+		s.logger.Debug("Client left before the answer", "method", r.Method, "path", r.URL.Path)
+		return
+	}
 	status, body := s.describe(err)
 	if status >= 500 {
 		s.logger.Error("Request failed", "method", r.Method, "path", r.URL.Path,
@@ -72,6 +79,7 @@ func (s *Server) describe(err error) (int, errorBody) {
 	switch {
 	case errors.As(err, &api):
 		status, d.Code, d.Message, d.Field = api.status, api.code, api.message, api.field
+		d.CurrentVersion = api.currentVersion
 	case errors.As(err, &field):
 		status, d.Code, d.Message, d.Field = http.StatusUnprocessableEntity, "invalid_field",
 			field.Error(), field.Field

@@ -71,7 +71,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 func (s *Server) jsonFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" || !strings.HasPrefix(r.URL.Path, "/api/") {
+		api := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
+		if pattern != "" || !api {
 			mux.ServeHTTP(w, r)
 			return
 		}

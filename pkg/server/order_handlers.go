@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,13 +29,18 @@ func (s *Server) handleMenu(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleOrderCreate(w http.ResponseWriter, r *http.Request) {
-	var req order.NewOrder
-	if err := decodeJSON(w, r, &req); err != nil {
+	var raw newOrderRequest
+	if err := decodeJSON(w, r, &raw); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := raw.decode()
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 
-	o, _, err := s.store.CreateOrder(r.Context(), &req)
+	o, _, err := s.store.CreateOrder(r.Context(), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -76,8 +85,8 @@ func (s *Server) handleOrderGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.viewOrder(r, o))
 }
 
-// parseWait reads ?wait=: absent or empty means no wait; otherwise a positive Go
-// duration, capped at maxWait.
+// parseWait reads ?wait=: absent means no wait; otherwise it must be a positive Go
+// duration, which is capped at maxWait.
 func parseWait(q map[string][]string) (time.Duration, error) {
 	vals, ok := q["wait"]
 	if !ok {
@@ -110,6 +119,9 @@ func (s *Server) waitForChange(ctx context.Context, id, inm string, wait time.Du
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
+			return o, nil
+		case <-s.streams.Done():
+			// Shutting down: answer now rather than hold the shutdown up.
 			return o, nil
 		case ev := <-sub.C:
 			if ev.Version <= o.Version {
@@ -215,10 +227,13 @@ func (s *Server) transition(r *http.Request, id string, req transitionRequest) (
 	}
 	ifMatch, ok, err := versionFromIfMatch(r.Header.Get("If-Match"))
 	if err != nil {
-		if _, err := s.store.FindOrderByID(r.Context(), id); err != nil {
+		cur, err := s.store.FindOrderByID(r.Context(), id)
+		if err != nil {
 			return nil, err
 		}
-		return nil, errBadIfMatch
+		bad := *errBadIfMatch
+		bad.currentVersion = cur.Version
+		return nil, &bad
 	}
 	if ok {
 		if expected != 0 && expected != ifMatch {
@@ -238,4 +253,38 @@ func (s *Server) transition(r *http.Request, id string, req transitionRequest) (
 	}
 	s.logger.Info("Order moved", "order_id", o.ID, "status", ev.Status, "version", ev.Version)
 	return o, nil
+}
+
+// newOrderRequest is order.NewOrder with its lines left raw, so that a line holding a
+// value of the wrong type is named with its index (items[2].quantity).
+type newOrderRequest struct {
+	CustomerName string            `json:"customer_name"`
+	Phone        string            `json:"phone"`
+	Fulfillment  order.Fulfillment `json:"fulfillment"`
+	Address      *string           `json:"address"`
+	Items        []json.RawMessage `json:"items"`
+}
+
+func (n *newOrderRequest) decode() (*order.NewOrder, error) {
+	req := &order.NewOrder{CustomerName: n.CustomerName, Phone: n.Phone,
+		Fulfillment: n.Fulfillment, Address: n.Address}
+	if n.Items != nil {
+		req.Items = make([]order.NewItem, len(n.Items))
+	}
+	for i, raw := range n.Items {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req.Items[i]); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			switch {
+			case !errors.As(err, &typeErr):
+				return nil, decodeError(err)
+			case typeErr.Field != "":
+				return nil, invalidField(fmt.Sprintf("items[%d].%s", i, typeErr.Field),
+					"must be a JSON "+jsonKind(typeErr.Type.Kind().String()))
+			}
+			return nil, invalidField(fmt.Sprintf("items[%d]", i), "must be a JSON object")
+		}
+	}
+	return req, nil
 }

@@ -302,6 +302,11 @@ func (s *Server) heartbeat(ctx context.Context, mu *sync.Mutex, last *time.Time,
 	}
 }
 
+// Done is closed when Shutdown begins, so that other long-held requests can end too.
+func (s *Server) Done() <-chan struct{} {
+	return s.ctx.Done()
+}
+
 // Shutdown ends every open stream cleanly (each client is sent what was queued, then
 // the response ends, and EventSource reconnects elsewhere with Last-Event-ID) and
 // refuses new ones. It waits for the streams to finish or ctx to expire.
