@@ -17,6 +17,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/postgres"
 	"github.com/orderstream/orderstream/pkg/server"
 	"github.com/orderstream/orderstream/pkg/stream"
+	"github.com/orderstream/orderstream/pkg/webhook"
 )
 
 // openDB waits for the database, connects and applies pending migrations.
@@ -59,9 +60,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	m := metrics.New()
 	m.WatchDB(db.DB.DB)
 	store := postgres.NewStore(db)
+	hooks := postgres.NewWebhookStore(db)
+	dispatcher := webhook.NewDispatcher(hooks, webhook.Options{
+		Workers:             cfg.Webhooks.Workers,
+		Timeout:             cfg.Webhooks.Timeout,
+		AllowPrivateTargets: cfg.Webhooks.AllowPrivateTargets,
+	}, logger, m)
 	hub := stream.NewHub()
 	listener := postgres.NewListener(cfg.Database.URL, store, countingFanout{hub, m},
-		cfg.Database.ListenerPing, logger, m)
+		cfg.Database.ListenerPing, logger, pokingObserver{m, dispatcher})
 	streams := stream.NewServer(stream.Options{
 		Retry:          cfg.SSE.Retry,
 		Heartbeat:      cfg.SSE.Heartbeat,
@@ -77,6 +84,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Listening:           listener.Connected,
 		Metrics:             m.Handler(),
 		Observer:            m,
+		Webhooks:            hooks,
 		AllowPrivateTargets: cfg.Webhooks.AllowPrivateTargets,
 		Logger:              logger,
 	})
@@ -111,6 +119,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}()
 	}
 	background("listener", listener.Run)
+	background("webhooks", dispatcher.Run)
 	if cfg.Demo.Enabled {
 		logger.Info("Demo kitchen on", "interval", cfg.Demo.Interval)
 		background("demo", demo.New(store, cfg.Demo.Interval, logger).Run)
@@ -154,4 +163,16 @@ type countingFanout struct {
 func (f countingFanout) Publish(ev order.Event) {
 	f.m.EventPublished()
 	f.Hub.Publish(ev)
+}
+
+// pokingObserver counts listener activity and wakes the webhook dispatcher on each
+// notification, so that deliveries go out at once rather than at its next poll.
+type pokingObserver struct {
+	*metrics.Metrics
+	d *webhook.Dispatcher
+}
+
+func (o pokingObserver) NotificationReceived() {
+	o.Metrics.NotificationReceived()
+	o.d.Poke()
 }
