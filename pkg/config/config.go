@@ -134,8 +134,8 @@ type Log struct {
 	Format string `mapstructure:"format"`
 }
 
-// Demo configures the demo mode, which places and advances sample orders so
-// the pages have something to show.
+// Demo configures the demo mode, a simulated kitchen that moves every open order
+// along at a human pace, so a newcomer sees the tracking page work alone.
 type Demo struct {
 	// Enabled turns the demo on (demo.enabled, or the --demo flag).
 	Enabled bool `mapstructure:"enabled"`

@@ -136,7 +136,7 @@ var keys = []key{
 
 	newKey("demo.enabled", func(c *Config) *bool { return &c.Demo.Enabled },
 		nil, ruleBool,
-		"place and advance sample orders"),
+		"run a simulated kitchen that moves open orders along"),
 	newKey("demo.interval", func(c *Config) *time.Duration { return &c.Demo.Interval },
 		positive, rulePositiveDuration,
 		"pause between two demo steps"),
