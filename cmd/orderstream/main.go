@@ -5,6 +5,7 @@
 //
 //	orderstream [serve] [flags]   run the service (the default)
 //	orderstream migrate [flags]   apply pending database migrations and exit
+//	orderstream healthcheck       exit 0 when the local server answers /readyz
 //	orderstream version           print the version
 //
 // Configuration comes from built-in defaults, config/orderstream.yaml (or --config),
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		command, args = args[0], args[1:]
 	}
 	switch command {
-	case "serve", "migrate":
+	case "serve", "migrate", "healthcheck":
 	case "version":
 		fmt.Fprintln(stdout, "orderstream", version)
 		return nil
@@ -73,8 +74,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	logger := newLogger(cfg.Log, stderr)
 	slog.SetDefault(logger)
-	if command == "migrate" {
+	switch command {
+	case "migrate":
 		return migrate(ctx, cfg, logger)
+	case "healthcheck":
+		return healthcheck(ctx, cfg.HTTP.Addr)
 	}
 	return serve(ctx, cfg, logger)
 }
@@ -89,6 +93,7 @@ func usage(w io.Writer, flags *pflag.FlagSet) {
 Usage:
   orderstream [serve] [flags]   run the service (the default)
   orderstream migrate [flags]   apply pending database migrations and exit
+  orderstream healthcheck       exit 0 when the local server answers /readyz
   orderstream version           print the version
 
 Every flag can also be set in the config file or as ORDERSTREAM_<KEY>
