@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/eventsource"
 	"github.com/orderstream/orderstream/pkg/pgtest"
+	"github.com/orderstream/orderstream/pkg/postgres"
 )
 
 // The statuses a delivery order passes through after placed: versions 2 to 6.
@@ -243,7 +244,8 @@ func TestFleetListenerTerminated(t *testing.T) {
 	burst(t, f, 10, func() {
 		var n int
 		err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE datname = current_database() AND query ILIKE 'listen%'`).Scan(&n)
+			WHERE datname = current_database() AND application_name = $1`,
+			postgres.ListenerApplicationName).Scan(&n)
 		if err != nil || n != len(f.replicas) {
 			t.Errorf("terminated %d listener connections (%v), want %d", n, err, len(f.replicas))
 		}

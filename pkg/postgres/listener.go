@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,10 @@ import (
 // Channel is the PostgreSQL notification channel on which every committed event is
 // announced as "<order id>:<version>".
 const Channel = "order_events"
+
+// ListenerApplicationName is the application_name of the listener's connection, so
+// that operators can find it in pg_stat_activity.
+const ListenerApplicationName = "orderstream-listener"
 
 // Fanout is where a Listener hands the events it hears.
 type Fanout interface {
@@ -65,7 +70,7 @@ func (l *Listener) Connected() bool {
 
 // Run listens until ctx is cancelled.
 func (l *Listener) Run(ctx context.Context) error {
-	pl := pq.NewListener(l.url, 100*time.Millisecond, 5*time.Second, l.onEvent)
+	pl := pq.NewListener(withApplicationName(l.url, ListenerApplicationName), 100*time.Millisecond, 5*time.Second, l.onEvent)
 	defer pl.Close()
 
 	// Listen waits until the connection is up; lib/pq keeps trying meanwhile.
@@ -163,4 +168,16 @@ func parsePayload(s string) (string, int64, error) {
 		return "", 0, fmt.Errorf("bad version in %q: %w", s, err)
 	}
 	return id, version, nil
+}
+
+// withApplicationName sets application_name in a connection string, in either of the
+// forms lib/pq accepts: a URL, or space-separated key=value pairs.
+func withApplicationName(dsn, name string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " application_name=" + name
 }
