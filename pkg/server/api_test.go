@@ -117,19 +117,7 @@ func (a *testApp) send(tb testing.TB, method, path, body string, chunked bool,
 	if chunked && req.ContentLength != 0 {
 		tb.Fatalf("request has Content-Length %d, want none", req.ContentLength)
 	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return resp, data
+	return roundTrip(tb, req, header)
 }
 
 // withHeader returns h plus one more header.

@@ -136,17 +136,23 @@ func (a *testApp) do(tb testing.TB, method, path string, body any, header http.H
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return roundTrip(tb, req, header)
+}
+
+// roundTrip sends req with the extra headers and returns the response and its body.
+func roundTrip(tb testing.TB, req *http.Request, header http.Header) (*http.Response, []byte) {
+	tb.Helper()
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
+		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
+		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	return resp, data
 }
