@@ -12,7 +12,7 @@ DATABASE_URL = $${ORDERSTREAM_DATABASE_URL:-$$(scripts/devdb.sh)}
 # machine of your own only. Set a real secret anywhere else.
 DEV_TOKEN = $${ORDERSTREAM_AUTH_STAFF_TOKEN:-dev-staff-token}
 
-.PHONY: build run demo test test-short bench lint fmt db-up db-down docker clean
+.PHONY: build run demo test test-short node-deps bench lint fmt db-up db-down docker compose-check clean
 
 build:
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/$(BINARY) ./cmd/$(BINARY)
@@ -25,10 +25,16 @@ demo: build
 	@url="$(DATABASE_URL)" && ORDERSTREAM_DATABASE_URL="$$url" \
 		ORDERSTREAM_AUTH_STAFF_TOKEN="$(DEV_TOKEN)" exec bin/$(BINARY) --demo
 
-test:
+# The Node client test follows a stream with the eventsource package from npm.
+NODE_TEST := cmd/orderstream/testdata/node
+
+node-deps:
+	@[ -d $(NODE_TEST)/node_modules/eventsource ] || npm ci --prefix $(NODE_TEST) --no-audit --no-fund
+
+test: node-deps
 	go test -race -count=1 -timeout 40m ./...
 
-test-short:
+test-short: node-deps
 	go test -count=1 -timeout 40m ./...
 
 bench:
@@ -50,7 +56,13 @@ db-down:
 	@scripts/devdb.sh stop
 
 docker:
-	docker build -t $(BINARY):$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) -t $(BINARY):$(VERSION) .
+
+# Checks docker-compose.yml without a Docker engine: syntax, interpolation, references.
+compose-check:
+	@command -v docker-compose >/dev/null || { echo "compose-check: docker-compose not found;" \
+		"install it (Debian: apt-get install docker-compose)" >&2; exit 1; }
+	docker-compose config -q
 
 clean:
 	rm -rf bin

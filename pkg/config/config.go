@@ -56,8 +56,8 @@ type HTTP struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
 	// PublicURL is the base URL used in absolute links such as tracking_url
-	// (http.public_url). Empty means links are relative. Load removes a
-	// trailing slash.
+	// (http.public_url). Empty means links are built from the request's host.
+	// Load removes a trailing slash.
 	PublicURL string `mapstructure:"public_url"`
 }
 
