@@ -23,10 +23,11 @@ import (
 // openDB waits for the database, connects and applies pending migrations.
 func openDB(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*postgres.DB, error) {
 	logger.Info("Connecting to the database")
-	if err := postgres.WaitForDB(ctx, cfg.Database.URL, cfg.Database.StartupTimeout, logger); err != nil {
+	d := cfg.Database
+	if err := postgres.WaitForDB(ctx, d.URL, d.StartupTimeout, logger); err != nil {
 		return nil, err
 	}
-	db, err := postgres.Open(ctx, cfg.Database.URL, cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns)
+	db, err := postgres.Open(ctx, d.URL, d.MaxOpenConns, d.MaxIdleConns)
 	if err != nil {
 		return nil, err
 	}

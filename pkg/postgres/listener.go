@@ -70,7 +70,8 @@ func (l *Listener) Connected() bool {
 
 // Run listens until ctx is cancelled.
 func (l *Listener) Run(ctx context.Context) error {
-	pl := pq.NewListener(withApplicationName(l.url, ListenerApplicationName), 100*time.Millisecond, 5*time.Second, l.onEvent)
+	dsn := withApplicationName(l.url, ListenerApplicationName)
+	pl := pq.NewListener(dsn, 100*time.Millisecond, 5*time.Second, l.onEvent)
 	defer pl.Close()
 
 	// Listen waits until the connection is up; lib/pq keeps trying meanwhile.

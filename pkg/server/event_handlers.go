@@ -54,9 +54,10 @@ func (s *Server) handleBoardEvents(w http.ResponseWriter, r *http.Request) {
 	defer release()
 
 	s.logger.Debug("Staff feed opened")
-	s.streams.Serve(w, r, "board", stream.BoardProducer(s.hub, func(ctx context.Context) ([]stream.Message, error) {
+	snapshot := func(ctx context.Context) ([]stream.Message, error) {
 		return s.boardSnapshot(ctx, r)
-	}))
+	}
+	s.streams.Serve(w, r, "board", stream.BoardProducer(s.hub, snapshot))
 	s.logger.Debug("Staff feed closed")
 }
 

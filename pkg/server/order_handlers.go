@@ -103,7 +103,8 @@ func parseWait(q map[string][]string) (time.Duration, error) {
 // waitForChange returns the order once its ETag no longer matches inm, or as it is
 // when the wait is over. It subscribes before reading, so a change committed in
 // between is not missed.
-func (s *Server) waitForChange(ctx context.Context, id, inm string, wait time.Duration) (*order.Order, error) {
+func (s *Server) waitForChange(ctx context.Context, id, inm string,
+	wait time.Duration) (*order.Order, error) {
 	sub := s.hub.Subscribe(id)
 	defer sub.Close()
 

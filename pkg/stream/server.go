@@ -256,7 +256,8 @@ func (s *Server) produce(ctx context.Context, id string, c *conn, kind string, p
 		if len(m.Data) == 0 {
 			return errors.New("stream: an event needs data")
 		}
-		if err := publish(&sse.Event{ID: []byte(m.ID), Event: []byte(m.Event), Data: m.Data}); err != nil {
+		ev := &sse.Event{ID: []byte(m.ID), Event: []byte(m.Event), Data: m.Data}
+		if err := publish(ev); err != nil {
 			return err
 		}
 		if s.opts.Observer != nil {
