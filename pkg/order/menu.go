@@ -20,17 +20,21 @@ type Menu struct {
 	DeliveryFeeCents int64    `json:"delivery_fee_cents"`
 }
 
-// Price returns the price of a pizza in a size, and whether the menu has it.
-func (m *Menu) Price(pizza, size string) (int64, bool) {
-	i := slices.IndexFunc(m.Pizzas, func(p Pizza) bool { return p.ID == pizza })
+// Pizza returns the menu's pizza with the given id, and whether the menu has it.
+func (m *Menu) Pizza(id string) (*Pizza, bool) {
+	i := slices.IndexFunc(m.Pizzas, func(p Pizza) bool { return p.ID == id })
 	if i < 0 {
-		return 0, false
+		return nil, false
 	}
-	cents, ok := m.Pizzas[i].PricesCents[size]
-	return cents, ok
+	return &m.Pizzas[i], true
 }
 
-// HasPizza reports whether the menu lists the pizza.
-func (m *Menu) HasPizza(pizza string) bool {
-	return slices.ContainsFunc(m.Pizzas, func(p Pizza) bool { return p.ID == pizza })
+// Price returns the price of a pizza in a size, and whether the menu has it.
+func (m *Menu) Price(pizza, size string) (int64, bool) {
+	p, ok := m.Pizza(pizza)
+	if !ok {
+		return 0, false
+	}
+	cents, ok := p.PricesCents[size]
+	return cents, ok
 }

@@ -86,7 +86,7 @@ func priceItems(lines []NewItem, m *Menu) ([]Item, int64, error) {
 	var total int64
 	for i, line := range lines {
 		field := fmt.Sprintf("items[%d]", i)
-		if !m.HasPizza(line.Pizza) {
+		if _, ok := m.Pizza(line.Pizza); !ok {
 			return nil, 0, &FieldError{field + ".pizza", fmt.Sprintf("unknown pizza %q", line.Pizza)}
 		}
 		price, ok := m.Price(line.Pizza, line.Size)

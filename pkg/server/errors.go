@@ -53,6 +53,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Debug("Client left before the answer", "method", r.Method, "path", r.URL.Path)
 		return
 	}
+	status, body := s.report(w, r, err)
+	writeJSON(w, status, body)
+}
+
+// report maps err to its status and error body, logs it (server errors at Error, the
+// rest at Debug) and sets Retry-After on a 503; the caller writes the answer.
+func (s *Server) report(w http.ResponseWriter, r *http.Request, err error) (int, errorBody) {
 	status, body := s.describe(err)
 	if status >= 500 {
 		s.logger.Error("Request failed", "method", r.Method, "path", r.URL.Path,
@@ -64,7 +71,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter)
 	}
-	writeJSON(w, status, body)
+	return status, body
 }
 
 func (s *Server) describe(err error) (int, errorBody) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/orderstream/orderstream/pkg/order"
 )
@@ -272,11 +271,10 @@ func newCardView(o *order.Order, menu *order.Menu) cardView {
 
 // pizzaName is the menu's name for a pizza id, or the id when the menu lacks it.
 func pizzaName(menu *order.Menu, id string) string {
-	i := slices.IndexFunc(menu.Pizzas, func(p order.Pizza) bool { return p.ID == id })
-	if i < 0 {
-		return id
+	if p, ok := menu.Pizza(id); ok {
+		return p.Name
 	}
-	return menu.Pizzas[i].Name
+	return id
 }
 
 // render executes a page template, buffered so that a failure gives a clean 500.
@@ -297,13 +295,6 @@ func (p *pageSet) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.s.writeError(w, r, err)
 		return
 	}
-	status, body := p.s.describe(err)
-	if status >= 500 {
-		p.s.logger.Error("Page failed", "method", r.Method, "path", r.URL.Path,
-			"status", status, "error", err)
-	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfter)
-	}
+	status, body := p.s.report(w, r, err)
 	p.renderProblem(w, status, http.StatusText(status), body.Error.Message)
 }

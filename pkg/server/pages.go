@@ -54,7 +54,8 @@ func (s *Server) pageRoutes() {
 	}
 	m.Handle("GET /staff", staff(p.handleBoard))
 	m.Handle("GET /staff/events", s.requireStaff(pageRealm, http.HandlerFunc(s.handleBoardEvents)))
-	m.Handle("GET /staff/orders/{id}", staff(p.handleStaffOrder))
+	// The order as GET /api/orders/{id} answers it, under the board's Basic auth.
+	m.Handle("GET /staff/orders/{id}", staff(s.handleOrderGet))
 	m.Handle("GET /staff/orders/{id}/card", staff(p.handleBoardCard))
 
 	// Cross-origin checks come first, so a forged post is refused whatever credentials
@@ -164,18 +165,6 @@ func (p *pageSet) writePage(w http.ResponseWriter, r *http.Request, name string,
 	}
 	hd.Set("ETag", p.etags["pages/"+name])
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
-}
-
-// handleStaffOrder answers an order as GET /api/orders/{id} does, for the board's
-// script, which authenticates like the board page.
-func (p *pageSet) handleStaffOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := p.s.store.FindOrderByID(r.Context(), r.PathValue("id"))
-	if err != nil {
-		p.s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(o))
-	writeJSON(w, http.StatusOK, p.s.viewOrder(r, o))
 }
 
 // handleCrossOrigin refuses a form posted from another site.
