@@ -194,26 +194,14 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, kind string, prod
 
 	// The library's handler has returned: detach its subscriber before removing the
 	// stream, or the library's own clean-up would block for ever on a stopped stream.
+	// The handler always subscribes (the writer flushes, the stream exists and the
+	// Last-Event-ID it could refuse is gone), and it returns either after our closing
+	// event, when cancel makes the library unsubscribe, or after the subscriber was
+	// already removed; either way the unsubscription comes.
 	cancel()
 	<-done
-	select {
-	case <-c.unsubscribed:
-	case <-c.subscribedNever():
-	}
+	<-c.unsubscribed
 	s.sse.RemoveStream(id)
-}
-
-// subscribedNever returns a closed channel when the connection never subscribed, so
-// that Serve does not wait for an unsubscription that cannot come.
-func (c *conn) subscribedNever() <-chan struct{} {
-	select {
-	case <-c.subscribed:
-		return nil
-	default:
-		ch := make(chan struct{})
-		close(ch)
-		return ch
-	}
 }
 
 // produce runs the producer for one connection once the library has registered the
@@ -229,13 +217,9 @@ func (s *Server) produce(ctx context.Context, id string, c *conn, kind string, p
 
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() {
-		select {
-		case <-s.ctx.Done():
-			stop()
-		case <-pctx.Done():
-		}
-	}()
+	// Shutdown stops the producer, which then ends the response cleanly.
+	unhook := context.AfterFunc(s.ctx, stop)
+	defer unhook()
 
 	var mu sync.Mutex
 	lastSend := time.Now()
